@@ -1,0 +1,164 @@
+"""Scaled dot-product attention, its softmax and its masks.
+
+Derived in chapter 03, "Scaled dot-product attention"
+(``notebooks/03_scaled_dot_product_attention.ipynb``).
+
+Masks follow torch's ``scaled_dot_product_attention``: a boolean mask is True
+where a query *may* attend to a key; a floating mask is added to the scores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Softmax that neither overflows nor turns an all-masked row into NaN.
+
+    Subtracting the row maximum leaves the result unchanged (it cancels between
+    numerator and denominator) but keeps every exponent at or below zero.  A row
+    whose entries are all ``-inf`` has nothing to attend to and returns zeros.
+    Half-precision inputs are computed in float32 and cast back.
+
+    Chapter 03, "A softmax that does not overflow".
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"softmax expects a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"softmax expects a floating tensor, got dtype {x.dtype}")
+    work = x.float() if x.dtype in _LOW_PRECISION else x
+    row_max = work.amax(dim=dim, keepdim=True)
+    # An all -inf row has max -inf; shifting by it would give (-inf) - (-inf) = NaN.
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    exps = torch.exp(work - row_max)
+    total = exps.sum(dim=dim, keepdim=True)
+    out = exps / torch.where(total > 0, total, torch.ones_like(total))
+    return out.to(x.dtype)
+
+
+def causal_mask(
+    q_len: int, k_len: int | None = None, *, offset: int = 0, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Boolean ``(q_len, k_len)`` mask, True where query ``i`` may see key ``j``: ``j <= i + offset``.
+
+    ``offset=0`` aligns the first query with the first key, as torch's
+    ``is_causal`` does.  When a cache already holds earlier keys, queries are the
+    *last* ``q_len`` positions: use ``offset = k_len - q_len``.
+
+    Chapter 03, "Masks".
+    """
+    k_len = q_len if k_len is None else k_len
+    for name, value in (("q_len", q_len), ("k_len", k_len)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"causal_mask: {name} must be a non-negative int, got {value!r}")
+    i = torch.arange(q_len, device=device)[:, None]
+    j = torch.arange(k_len, device=device)[None, :]
+    return j <= i + offset
+
+
+def padding_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) -> torch.Tensor:
+    """Boolean key mask ``(B, max_len)``, True at real tokens, False at padding.
+
+    Broadcast it over the scores with ``mask[:, None, :]`` for ``(B, Lq, Lk)``,
+    or ``mask[:, None, None, :]`` when heads lead: ``(B, h, Lq, Lk)``.
+
+    Chapter 03, "Masks".
+    """
+    lengths = torch.as_tensor(lengths)
+    if lengths.ndim != 1 or lengths.is_floating_point():
+        raise ValueError(f"padding_mask: lengths must be a 1-D integer sequence, got shape {tuple(lengths.shape)} "
+                         f"and dtype {lengths.dtype}")
+    if (lengths < 0).any():
+        raise ValueError(f"padding_mask: lengths must be non-negative, got {lengths.tolist()}")
+    longest = int(lengths.max()) if lengths.numel() else 0
+    max_len = longest if max_len is None else max_len
+    if max_len < longest:
+        raise ValueError(f"padding_mask: max_len={max_len} is shorter than the longest sequence ({longest})")
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"scaled_dot_product_attention: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: {name} must have shape (..., length, dim), "
+                             f"got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"scaled_dot_product_attention: {name} must be floating point, got dtype {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"scaled_dot_product_attention: q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"scaled_dot_product_attention: q and k must have the same last dimension, "
+                         f"got q {tuple(q.shape)} and k {tuple(k.shape)}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: k and v must have the same length (dim -2), "
+                         f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"scaled_dot_product_attention: leading dimensions do not broadcast: "
+                         f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}") from None
+
+
+def _apply_mask(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"scaled_dot_product_attention: mask must be a torch.Tensor, got {type(mask).__name__}")
+    try:
+        torch.broadcast_shapes(mask.shape, scores.shape)
+    except RuntimeError:
+        raise ValueError(f"scaled_dot_product_attention: mask of shape {tuple(mask.shape)} does not broadcast "
+                         f"to the scores (..., Lq, Lk) = {tuple(scores.shape)}") from None
+    if mask.dtype == torch.bool:
+        return scores.masked_fill(~mask, float("-inf"))
+    if mask.is_floating_point():
+        return scores + mask.to(scores.dtype)
+    raise ValueError(f"scaled_dot_product_attention: mask must be bool (True = may attend) or floating "
+                     f"(added to the scores), got dtype {mask.dtype}")
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Attention of every query over every key: ``softmax(q k^T * scale + mask) v``.
+
+    Shapes: ``q (..., Lq, d)``, ``k (..., Lk, d)``, ``v (..., Lk, dv)`` give
+    ``out (..., Lq, dv)`` and ``weights (..., Lq, Lk)``; leading dimensions
+    (batch, heads) broadcast.  ``scale`` defaults to ``1/sqrt(d)``.
+
+    ``mask`` is boolean (True = may attend) or floating (added to the scores).
+    ``is_causal`` adds :func:`causal_mask` (top-left aligned, as in torch) and
+    may be combined with ``mask``, for padding plus causality.  A query with no
+    key left to attend to gets zero weights and a zero output, never NaN.
+    ``dropout_p`` drops weights after the softmax (used in training); the
+    returned weights are those before dropout.
+
+    Chapter 03, "Scaled dot-product attention"; equal to
+    ``torch.nn.functional.scaled_dot_product_attention``.
+    """
+    _check_inputs(q, k, v)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., Lq, Lk)
+    if mask is not None:
+        scores = _apply_mask(scores, mask)
+    if is_causal:
+        allowed = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    dropped = torch.nn.functional.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights
