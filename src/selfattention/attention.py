@@ -32,13 +32,19 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
         raise TypeError(f"softmax expects a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise ValueError(f"softmax expects a floating tensor, got dtype {x.dtype}")
+    if x.shape[dim] == 0:  # no keys at all: nothing to attend to, like an all-masked row
+        return x.clone()
     work = x.float() if x.dtype in _LOW_PRECISION else x
     row_max = work.amax(dim=dim, keepdim=True)
     # An all -inf row has max -inf; shifting by it would give (-inf) - (-inf) = NaN.
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    exps = torch.exp(work - row_max)
+    # One fresh (..., n) buffer, then in place: at n = 4096 every extra copy of the
+    # scores costs as much time as a matmul.  exp_ is safe for autograd (its backward
+    # needs only its output); the final division may be in place only without a graph.
+    exps = (work - row_max).exp_()
     total = exps.sum(dim=dim, keepdim=True)
-    out = exps / torch.where(total > 0, total, torch.ones_like(total))
+    total = torch.where(total > 0, total, torch.ones_like(total))
+    out = exps / total if exps.requires_grad else exps.div_(total)
     return out.to(x.dtype)
 
 
@@ -115,10 +121,14 @@ def _apply_mask(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     except RuntimeError:
         raise ValueError(f"scaled_dot_product_attention: mask of shape {tuple(mask.shape)} does not broadcast "
                          f"to the scores (..., Lq, Lk) = {tuple(scores.shape)}") from None
+    # ``scores`` is a fresh buffer owned by the caller: edit it in place unless the
+    # mask broadcasts it to a larger shape.
+    in_place = torch.broadcast_shapes(mask.shape, scores.shape) == scores.shape
     if mask.dtype == torch.bool:
-        return scores.masked_fill(~mask, float("-inf"))
+        return scores.masked_fill_(~mask, float("-inf")) if in_place else scores.masked_fill(~mask, float("-inf"))
     if mask.is_floating_point():
-        return scores + mask.to(scores.dtype)
+        mask = mask.to(scores.dtype)
+        return scores.add_(mask) if in_place else scores + mask
     raise ValueError(f"scaled_dot_product_attention: mask must be bool (True = may attend) or floating "
                      f"(added to the scores), got dtype {mask.dtype}")
 
@@ -153,12 +163,12 @@ def scaled_dot_product_attention(
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.transpose(-2, -1)) * scale  # (..., Lq, Lk)
+    scores = (q * scale) @ k.transpose(-2, -1)  # (..., Lq, Lk); scaling q is cheaper than scaling the scores
     if mask is not None:
         scores = _apply_mask(scores, mask)
     if is_causal:
         allowed = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
-        scores = scores.masked_fill(~allowed, float("-inf"))
+        scores = scores.masked_fill_(~allowed, float("-inf"))
     weights = softmax(scores, dim=-1)
     dropped = torch.nn.functional.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     return dropped @ v, weights

@@ -86,6 +86,9 @@ class MultiHeadAttention(nn.Module):
         k = split_heads(self.k_proj(key), self.n_heads)  # (..., h, Lk, dh)
         v = split_heads(self.v_proj(value), self.n_heads)  # (..., h, Lk, dh)
         if key_padding_mask is not None:
+            if not isinstance(key_padding_mask, torch.Tensor):
+                raise TypeError(f"MultiHeadAttention: key_padding_mask must be a torch.Tensor, "
+                                f"got {type(key_padding_mask).__name__}")
             if key_padding_mask.dtype != torch.bool or key_padding_mask.shape[-1] != key.shape[-2]:
                 raise ValueError(f"MultiHeadAttention: key_padding_mask must be bool of shape (..., Lk={key.shape[-2]}), "
                                  f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")

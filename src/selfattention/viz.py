@@ -119,3 +119,34 @@ def attention_arrows(weights, queries: Sequence[str], keys: Sequence[str] | None
     if title:
         ax.set_title(title)
     return ax
+
+
+# --- Chapter 02: one query's weights, as bars and arrows ---
+
+def query_weights(weights, queries: Sequence[str], keys: Sequence[str] | None = None, *, query: int = 0,
+                  axes=None, title: str | None = None):
+    """One query's row of attention weights as bars (left) and arrows (right); returns the two axes.
+
+    ``weights`` is the full ``(Lq, Lk)`` matrix; ``query`` the row to show.
+    ``axes`` is a pair (bar axes, arrow axes); by default a new figure holds
+    both.  This is the static twin of :func:`selfattention.widgets.attention_panel`,
+    which draws the same picture each time a control moves.
+
+    Chapter 02, "Pick a query word".
+    """
+    w = to_numpy(weights)
+    keys = list(queries) if keys is None else list(keys)
+    if w.ndim != 2 or w.shape != (len(queries), len(keys)):
+        raise ValueError(f"query_weights: weights of shape {w.shape} do not match {len(queries)} queries "
+                         f"and {len(keys)} keys")
+    if not isinstance(query, (int, np.integer)) or not 0 <= query < len(queries):
+        raise ValueError(f"query_weights: query must be an index in [0, {len(queries)}), got {query!r}")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.55 * len(keys) + 4.0), 3.4), width_ratios=[2, 1],
+                               layout="constrained")
+    ax_bar, ax_arrows = axes
+    bar(w[query], keys, ax=ax_bar, highlight=int(np.argmax(w[query])), ylabel="weight",
+        title=f"weights of the query {queries[query]!r}" if title is None else title)
+    ax_bar.set_ylim(0, 1)
+    attention_arrows(w, queries, keys, ax=ax_arrows, highlight=query)
+    return ax_bar, ax_arrows
