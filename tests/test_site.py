@@ -63,6 +63,13 @@ PINNED_OUTPUTS: dict[str, list[str]] = {
         "transformer: 59,376 parameters",
         "12 blocks of width 768 (GPT-2 small): 85,054,464 parameters",
     ],
+    "11_efficient_attention": [
+        "n=  8192: one fp32 score matrix for 8 heads =      2048 MiB",
+        "prefix max: 0 of 800 earlier outputs changed",
+        "running max m_i = 4.5455, running sum l_i = 1.7469; online softmax = softmax: OK",
+        "KV cache at t=16384: 64 MiB; RNN state: 130 KiB",
+        "answer 3 segment(s) back: no memory 0.09, Transformer-XL cache (1 segment) 0.09, kNN memory (top 4) 1.00",
+    ],
 }
 
 # What may fail in a browser with no network, and why it is harmless.
