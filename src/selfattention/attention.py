@@ -13,7 +13,7 @@ import math
 
 import torch
 
-__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask"]
+__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask", "check_qkv"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -89,27 +89,31 @@ def padding_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) 
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+def check_qkv(caller: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Raise a clear error, naming ``caller``, unless ``q (..., Lq, d)``, ``k (..., Lk, d)``, ``v (..., Lk, dv)`` fit.
+
+    Shared by every attention function of the package (chapters 03 and 11).
+    """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"scaled_dot_product_attention: {name} must be a torch.Tensor, got {type(t).__name__}")
+            raise TypeError(f"{caller}: {name} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim < 2:
-            raise ValueError(f"scaled_dot_product_attention: {name} must have shape (..., length, dim), "
+            raise ValueError(f"{caller}: {name} must have shape (..., length, dim), "
                              f"got shape {tuple(t.shape)}")
         if not t.is_floating_point():
-            raise ValueError(f"scaled_dot_product_attention: {name} must be floating point, got dtype {t.dtype}")
+            raise ValueError(f"{caller}: {name} must be floating point, got dtype {t.dtype}")
     if not (q.dtype == k.dtype == v.dtype):
-        raise ValueError(f"scaled_dot_product_attention: q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+        raise ValueError(f"{caller}: q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"scaled_dot_product_attention: q and k must have the same last dimension, "
+        raise ValueError(f"{caller}: q and k must have the same last dimension, "
                          f"got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"scaled_dot_product_attention: k and v must have the same length (dim -2), "
+        raise ValueError(f"{caller}: k and v must have the same length (dim -2), "
                          f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
     try:
         torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
-        raise ValueError(f"scaled_dot_product_attention: leading dimensions do not broadcast: "
+        raise ValueError(f"{caller}: leading dimensions do not broadcast: "
                          f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}") from None
 
 
@@ -159,7 +163,7 @@ def scaled_dot_product_attention(
     Chapter 03, "Scaled dot-product attention"; equal to
     ``torch.nn.functional.scaled_dot_product_attention``.
     """
-    _check_inputs(q, k, v)
+    check_qkv("scaled_dot_product_attention", q, k, v)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
