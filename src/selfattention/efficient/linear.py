@@ -69,7 +69,7 @@ def linear_attention(
 class LinearAttentionState:
     """Causal linear attention run as an RNN: a fixed-size state, one token per :meth:`step`.
 
-    The state is ``S = sum_j phi(k_j) v_j^T`` (``d x dv``) and
+    The state is ``U = sum_j phi(k_j) v_j^T`` (``d x dv``) and
     ``z = sum_j phi(k_j)`` (``d``), so decoding costs the same at every step,
     however long the context: no cache grows.  Gives the outputs of
     ``linear_attention(..., is_causal=True)`` one position at a time.

@@ -1,24 +1,24 @@
 r"""Performer's FAVOR+: softmax attention approximated with positive orthogonal random features.
 
-Chapter 11, "Random features: FAVOR+".  For ``omega ~ N(0, I)``,
-``exp(q . k) = E[exp(omega.q - |q|^2/2) exp(omega.k - |k|^2/2)]``, so with ``r`` draws
-stacked in ``Omega (r, d)`` the feature map
+Chapter 11, "Random features: FAVOR+".  For a row ``Omega_rho ~ N(0, I)``,
+``exp(q . k) = E[exp(Omega_rho.q - |q|^2/2) exp(Omega_rho.k - |k|^2/2)]``, so with ``r``
+draws stacked as the rows of ``Omega (r, d)`` the feature map
 
-    phi(x) = exp(Omega x - |x|^2 / 2) / sqrt(r)
+    phi(x)_rho = exp(Omega_rho . x - |x|^2 / 2) / sqrt(r),  rho = 1, ..., r
 
 gives ``phi(q) . phi(k) ~ exp(q . k)``, always positive.  Drawing the rows of
 ``Omega`` orthogonal (in blocks of ``d``) lowers the variance.  Queries and keys
 are scaled by ``d**-0.25`` each so that ``q . k`` becomes ``q . k / sqrt(d)``.
 
 Stabilisers.  ``exp`` overflows, so each feature vector is multiplied by
-``exp(-c)`` for some constant ``c``.  For a query the constant cancels between
-numerator and denominator, so any per-query ``c`` is exact.  For keys, ``c``
+``exp(-mu)`` for some constant ``mu``.  For a query the constant cancels between
+numerator and denominator, so any per-query ``mu`` is exact.  For keys, ``mu``
 must be the same for all the keys that one query sums over.  The widely copied
 implementation takes the maximum over *all* keys of the sequence, which in
 the causal case lets later keys change earlier outputs (through rounding, and
 through underflow when a later key is large).  Here the causal form uses the
-*prefix* maximum ``c_j`` of the log-features of keys ``t <= j``: query ``i`` combines keys scaled by
-``exp(c_j - c_i) <= 1``, which depends on keys up to ``i`` only.
+*prefix* maximum ``mu_j`` of the log-features of keys ``j' <= j``: query ``i`` combines keys scaled
+by ``exp(mu_j - mu_i) <= 1``, which depends on keys up to ``i`` only.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def favor_attention(
         kv = fk.transpose(-2, -1) @ v  # (..., r, dv)
         z = fk.sum(dim=-2, keepdim=True).transpose(-2, -1)  # (..., r, 1)
         return (fq @ kv) / (fq @ z)
-    c = lk.amax(dim=-1).cummax(dim=-1).values[..., None]  # (..., L, 1) prefix maxima c_j
-    fk = (lk - c).exp()  # key j scaled by exp(-c_j)
+    c = lk.amax(dim=-1).cummax(dim=-1).values[..., None]  # (..., L, 1) prefix maxima mu_j
+    fk = (lk - c).exp()  # key j scaled by exp(-mu_j)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     length, r, dv = q.shape[-2], projection.shape[0], v.shape[-1]
     out = q.new_empty(*lead, length, dv)
@@ -114,7 +114,7 @@ def favor_attention(
     for s in range(0, length, chunk_size):
         e = min(s + chunk_size, length)
         ci, cj = c[..., s:e, :], c[..., s:e, :].transpose(-2, -1)  # (..., C, 1) and (..., 1, C)
-        rescale = (cj - ci).masked_fill(~tril[: e - s, : e - s], float("-inf")).exp()  # exp(c_j - c_i), 0 above
+        rescale = (cj - ci).masked_fill(~tril[: e - s, : e - s], float("-inf")).exp()  # exp(mu_j - mu_i), 0 above
         a = (fq[..., s:e, :] @ fk[..., s:e, :].transpose(-2, -1)) * rescale  # (..., C, C)
         back = (c_prev - ci).exp()  # (..., C, 1): the state's scale relative to query i
         num = a @ v[..., s:e, :] + back * (fq[..., s:e, :] @ kv)
