@@ -92,9 +92,19 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def report(name: str, title: str, rows: list[dict], columns: list[str], notes: str = "") -> None:
-    """Print the table and write ``results/NAME.json`` and ``results/NAME.md``."""
-    table = markdown_table(rows, columns)
+def report(name: str, title: str, rows: list[dict], columns: list[str], notes: str = "", *,
+           views: list[tuple[str, list[dict], list[str]]] | None = None) -> None:
+    """Print the table and write ``results/NAME.json`` and ``results/NAME.md``.
+
+    ``views`` replaces the one long table in the printout and the Markdown by
+    several shorter ones, each ``(heading, rows, columns)``; the JSON always
+    keeps ``rows`` as measured.
+    """
+    if views:
+        table = "\n\n".join(f"**{heading}**\n\n{markdown_table(v_rows, v_columns)}"
+                             for heading, v_rows, v_columns in views)
+    else:
+        table = markdown_table(rows, columns)
     print(f"\n{title}\n\n{table}\n")
     if notes:
         print(notes)

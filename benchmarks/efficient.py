@@ -143,7 +143,20 @@ def main() -> None:
              f"before the call (output included); {WINDOW=}; timings with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}. "
              + " ".join(f"{c}." for c in checks))
     report("efficient", "Efficient attention: time and peak extra memory against length", rows,
-           ["method", "causal", "length", "time_ms", "extra_MiB"], notes)
+           ["method", "causal", "length", "time_ms", "extra_MiB"], notes,
+           views=[("Median time (ms)", *by_method(rows, "time_ms")),
+                  ("Peak extra memory (MiB)", *by_method(rows, "extra_MiB"))])
+
+
+def by_method(rows: list[dict], value: str) -> tuple[list[dict], list[str]]:
+    """One row per (length, causal), one column per method: the shape a reader compares along."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    table: dict[tuple[int, bool], dict] = {}
+    for r in rows:
+        if r[value] is not None:
+            table.setdefault((r["length"], r["causal"]), {"length": r["length"], "causal": r["causal"]})[
+                r["method"]] = r[value]
+    return [table[key] for key in sorted(table)], ["length", "causal", *methods]
 
 
 if __name__ == "__main__":
