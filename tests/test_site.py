@@ -80,7 +80,7 @@ ALLOWED_PAGE_ERRORS = [
 
 
 def allowed_console_error(text: str, url: str) -> bool:
-    # A request we aborted because it leaves the machine (MathJax and widget scripts from CDNs).
+    # A request we aborted because it leaves the machine (the ipywidgets manager's CDN scripts).
     if text.startswith("Failed to load resource") and not is_loopback(url):
         return True
     # pydata-sphinx-theme's first-visit notice about an unset light/dark preference.
@@ -190,6 +190,24 @@ def test_chapter_has_binder_and_colab_launch_links(browser, base_url, path):
     colab = f"https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{path.name}"
     assert binder in links, f"no Binder launch link on {path.stem}"
     assert colab in links, f"no Colab launch link on {path.stem}"
+
+
+@pytest.mark.parametrize("page_path", ["book/notation.html"] + [f"notebooks/{p.stem}.html" for p in NOTEBOOKS])
+def test_equations_are_typeset_offline(browser, base_url, page_path):
+    """MathJax is served by the book itself (book/_ext/offline_mathjax.py), so no equation stays raw LaTeX."""
+    page, log = open_page(browser, f"{base_url}/{page_path}")
+    try:
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=15000)
+        page.evaluate("() => MathJax.startup.promise")
+        counts = page.evaluate("""() => {
+            const spans = [...document.querySelectorAll('.math')];
+            return [spans.length, spans.filter(s => !s.querySelector('mjx-container')).map(s => s.textContent.slice(0, 60))];
+        }""")
+        assert counts[0] > 0, f"{page_path}: no equation found"
+        assert not counts[1], f"{page_path}: equations left as LaTeX: {counts[1][:3]}"
+        assert not [url for url in log.blocked if "mathjax" in url.lower()], "MathJax was requested from the network"
+    finally:
+        page.close()
 
 
 def chapters_with_views() -> list[str]:
