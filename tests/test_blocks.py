@@ -8,9 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from selfattention.attention import causal_mask
-from selfattention.blocks import (BlockConfig, FeedForward, KVCache, SelfAttention, TransformerBlock, TransformerStack,
-                                  combine_masks)
+from selfattention.attention import causal_mask, combine_masks
+from selfattention.blocks import BlockConfig, FeedForward, KVCache, SelfAttention, TransformerBlock, TransformerStack
 from selfattention.data import lag_copy_task, text_windows
 from selfattention.positions import alibi_bias, apply_rope
 
@@ -282,3 +281,8 @@ def test_text_windows_are_shifted_slices():
         text_windows(torch.arange(5), 8, 2)
     with pytest.raises(ValueError, match=r"ids must be a 1-D integer tensor, got torch.float32 \(4,\)"):
         text_windows(torch.zeros(4), 2, 2)
+
+
+def test_feed_forward_rejects_a_non_positive_hidden_size():
+    with pytest.raises(ValueError, match="FeedForward: d_ff must be a positive int, got 0"):
+        FeedForward(8, 0)

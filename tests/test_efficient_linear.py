@@ -80,5 +80,13 @@ def test_errors():
         linear_attention(q, k[..., :3], v)
     state = LinearAttentionState()
     state.step(q[..., 0, :], k[..., 0, :], v[..., 0, :])
-    with pytest.raises(ValueError, match=r"LinearAttentionState.step: the state holds \(d, dv\) = \(8, 6\), got k \(2, 3, 8\) and v \(2, 3, 2\)"):
+    with pytest.raises(ValueError, match=r"LinearAttentionState.step: the state holds \(\.\.\., d, dv\) = \(2, 3, 8, 6\), got k \(2, 3, 8\) and v \(2, 3, 2\)"):
         state.step(q[..., 1, :], k[..., 1, :], v[..., 1, :2])
+
+
+def test_rnn_state_rejects_a_step_with_another_batch():
+    state = LinearAttentionState()
+    x = torch.randn(2, 3, 4)
+    state.step(x[:, 0], x[:, 0], x[:, 0])
+    with pytest.raises(ValueError, match=r"LinearAttentionState.step: the state holds \(\.\.\., d, dv\) = \(2, 4, 4\)"):
+        state.step(x[:1, 1], x[:1, 1], x[:1, 1])

@@ -88,3 +88,12 @@ def test_key_value_recall_task():
         key_value_recall(2, n_pairs=9, n_symbols=8)
     with pytest.raises(ValueError, match=r"key_value_recall: n_segments must be an int >= 2, got 1"):
         key_value_recall(2, n_segments=1)
+
+
+def test_segment_recurrence_rejects_a_segment_that_does_not_fit_the_cache():
+    memory = SegmentRecurrence(mem_len=4)
+    x = torch.randn(2, 1, 4, 8)
+    memory(x, x, x)
+    y = torch.randn(3, 1, 4, 8)
+    with pytest.raises(ValueError, match=r"SegmentRecurrence: the cache holds k \(2, 1, 4, 8\)"):
+        memory(y, y, y)

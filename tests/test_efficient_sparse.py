@@ -85,3 +85,10 @@ def test_sliding_window_across_query_groups(length, window, is_causal):
     expected, _ = scaled_dot_product_attention(q, k, v, sliding_window_mask(length, window, is_causal=is_causal))
     got = sliding_window_attention(q, k, v, window, is_causal=is_causal)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_window_wider_than_the_sequence_equals_full_attention():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 10, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    dense, _ = scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(sliding_window_attention(q, k, v, 4000), dense, rtol=0, atol=1e-12)

@@ -183,3 +183,15 @@ def test_twin_letters_task_rejects_bad_sizes():
         twin_letters_task(2, 27)
     with pytest.raises(ValueError, match=r"n_symbols must be an int in \[1, 26\], got 0"):
         twin_letters_vocabulary(0)
+
+
+def test_integer_mask_with_key_padding_is_a_clear_error():
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match="combine_masks: masks must be bool or floating tensors, got torch.int64"):
+        mha(x, mask=torch.ones(3, 3, dtype=torch.long), key_padding_mask=torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_split_heads_rejects_a_non_positive_head_count():
+    with pytest.raises(ValueError, match="split_heads: n_heads must be a positive int, got 0"):
+        split_heads(torch.randn(2, 3, 8), 0)

@@ -6,7 +6,6 @@ build each piece by hand first, then prove it equal to the version here.
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -27,4 +26,3 @@ def seed_everything(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask", "check_qkv"]
+__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask", "combine_masks", "check_qkv"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -88,6 +88,34 @@ def padding_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) 
         raise ValueError(f"padding_mask: max_len={max_len} is shorter than the longest sequence ({longest})")
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
+
+def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
+    """One mask that allows only what every given mask allows; ``None`` entries are skipped.
+
+    Boolean masks (True = may attend) combine with ``&``; a floating mask keeps
+    its values where all boolean masks allow and gets ``-inf`` elsewhere; two
+    floating masks add.  Shapes broadcast.
+
+    Chapter 03, "Masks"; used by the blocks of chapter 06.
+    """
+    result = None
+    for mask in masks:
+        if mask is None:
+            continue
+        if not isinstance(mask, torch.Tensor) or not (mask.dtype == torch.bool or mask.is_floating_point()):
+            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"combine_masks: masks must be bool or floating tensors, got {got}")
+        if result is None:
+            result = mask
+        elif result.dtype == torch.bool and mask.dtype == torch.bool:
+            result = result & mask
+        elif result.dtype == torch.bool:
+            result = mask.masked_fill(~result, float("-inf"))
+        elif mask.dtype == torch.bool:
+            result = result.masked_fill(~mask, float("-inf"))
+        else:
+            result = result + mask
+    return result
 
 def check_qkv(caller: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     """Raise a clear error, naming ``caller``, unless ``q (..., Lq, d)``, ``k (..., Lk, d)``, ``v (..., Lk, dv)`` fit.

@@ -24,12 +24,12 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .attention import causal_mask, scaled_dot_product_attention
+from .attention import causal_mask, combine_masks, scaled_dot_product_attention
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .positions import LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 
 __all__ = ["BlockConfig", "FeedForward", "KVCache", "SelfAttention", "TransformerBlock", "TransformerStack",
-           "POSITION_KINDS", "combine_masks"]
+           "POSITION_KINDS"]
 
 _ACTIVATIONS = {
     "gelu": lambda: nn.GELU(),
@@ -101,6 +101,9 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int | None = None, *, activation: str = "gelu", bias: bool = True):
         super().__init__()
         d_ff = 4 * d_model if d_ff is None else d_ff
+        for name, size in (("d_model", d_model), ("d_ff", d_ff)):
+            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+                raise ValueError(f"FeedForward: {name} must be a positive int, got {size!r}")
         if activation not in (*_ACTIVATIONS, "swiglu"):
             raise ValueError(f"FeedForward: activation must be one of {(*_ACTIVATIONS, 'swiglu')}, got {activation!r}")
         self.d_model = d_model
@@ -137,35 +140,6 @@ class KVCache:
         self.k = k if self.k is None else torch.cat((self.k, k), dim=-2)
         self.v = v if self.v is None else torch.cat((self.v, v), dim=-2)
         return self.k, self.v
-
-
-def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
-    """One mask that allows only what every given mask allows; ``None`` entries are skipped.
-
-    Boolean masks (True = may attend) combine with ``&``; a floating mask keeps
-    its values where all boolean masks allow and gets ``-inf`` elsewhere; two
-    floating masks add.  Shapes broadcast.
-
-    Chapter 06, "Assembling the block".
-    """
-    result = None
-    for mask in masks:
-        if mask is None:
-            continue
-        if not isinstance(mask, torch.Tensor) or not (mask.dtype == torch.bool or mask.is_floating_point()):
-            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"combine_masks: masks must be bool or floating tensors, got {got}")
-        if result is None:
-            result = mask
-        elif result.dtype == torch.bool and mask.dtype == torch.bool:
-            result = result & mask
-        elif result.dtype == torch.bool:
-            result = mask.masked_fill(~result, float("-inf"))
-        elif mask.dtype == torch.bool:
-            result = result.masked_fill(~mask, float("-inf"))
-        else:
-            result = result + mask
-    return result
 
 
 class SelfAttention(MultiHeadAttention):

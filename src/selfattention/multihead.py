@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import scaled_dot_product_attention
+from .attention import combine_masks, scaled_dot_product_attention
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
@@ -19,6 +19,8 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
 
     Chapter 04, "Split and merge".
     """
+    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads <= 0:
+        raise ValueError(f"split_heads: n_heads must be a positive int, got {n_heads!r}")
     *lead, length, d_model = x.shape
     if d_model % n_heads:
         raise ValueError(f"split_heads: last dimension {d_model} is not divisible by n_heads={n_heads}")
@@ -92,9 +94,7 @@ class MultiHeadAttention(nn.Module):
             if key_padding_mask.dtype != torch.bool or key_padding_mask.shape[-1] != key.shape[-2]:
                 raise ValueError(f"MultiHeadAttention: key_padding_mask must be bool of shape (..., Lk={key.shape[-2]}), "
                                  f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")
-            padding = key_padding_mask[..., None, None, :]  # (..., 1, 1, Lk)
-            mask = padding if mask is None else (mask & padding if mask.dtype == torch.bool
-                                                 else mask.masked_fill(~padding, float("-inf")))
+            mask = combine_masks(mask, key_padding_mask[..., None, None, :])  # padding: (..., 1, 1, Lk)
         out, weights = scaled_dot_product_attention(
             q, k, v, mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )

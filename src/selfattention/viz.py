@@ -18,8 +18,9 @@ __all__ = ["to_numpy", "heatmap", "bar", "attention_arrows"]
 def to_numpy(x) -> np.ndarray:
     """A NumPy copy of an array-like or a (possibly grad-tracking) tensor."""
     if hasattr(x, "detach"):
-        x = x.detach().cpu().float().numpy() if x.dtype.is_floating_point else x.detach().cpu().numpy()
-    return np.asarray(x)
+        x = x.detach().cpu()
+        x = (x.float() if str(x.dtype) == "torch.bfloat16" else x).numpy()  # NumPy has no bfloat16
+    return np.array(x)  # a copy: callers may change it without touching the tensor
 
 
 def _new_ax(ax, figsize):

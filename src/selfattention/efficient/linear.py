@@ -89,9 +89,9 @@ class LinearAttentionState:
         if self.kv is None:
             self.kv = fk.new_zeros(*fk.shape, v.shape[-1])
             self.z = fk.new_zeros(fk.shape)
-        elif self.kv.shape[-2:] != (k.shape[-1], v.shape[-1]):
-            raise ValueError(f"LinearAttentionState.step: the state holds (d, dv) = {tuple(self.kv.shape[-2:])}, "
-                             f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
+        elif self.kv.shape != (*torch.broadcast_shapes(fk.shape[:-1], v.shape[:-1]), k.shape[-1], v.shape[-1]):
+            raise ValueError(f"LinearAttentionState.step: the state holds (..., d, dv) = {tuple(self.kv.shape)}, "
+                             f"got k {tuple(k.shape)} and v {tuple(v.shape)}: batch and sizes must stay the same")
         self.kv = self.kv + fk[..., :, None] * v[..., None, :]
         self.z = self.z + fk
         self.steps += 1

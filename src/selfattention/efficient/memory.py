@@ -60,7 +60,10 @@ class SegmentRecurrence:
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         check_qkv("SegmentRecurrence", q, k, v, same_length=True)
         if self.k is not None:
-            k = torch.cat([self.k, k], dim=-2)  # (..., M + S, d)
+            if self.k.shape[:-2] != k.shape[:-2] or (self.k.shape[-1], self.v.shape[-1]) != (k.shape[-1], v.shape[-1]):
+                raise ValueError(f"SegmentRecurrence: the cache holds k {tuple(self.k.shape)} and v {tuple(self.v.shape)}; "
+                                 f"got k {tuple(k.shape)} and v {tuple(v.shape)} (same batch and sizes, or reset())")
+            k = torch.cat([self.k, k], dim=-2)  # (..., cached + new, d)
             v = torch.cat([self.v, v], dim=-2)
         memory = k.shape[-2] - q.shape[-2]
         mask = causal_mask(q.shape[-2], k.shape[-2], offset=memory, device=q.device)

@@ -93,7 +93,7 @@ def favor_attention(
         shape = tuple(projection.shape) if isinstance(projection, torch.Tensor) else type(projection).__name__
         raise ValueError(f"favor_attention: projection must have shape (r, {d}) to match q {tuple(q.shape)}, "
                          f"got {shape}")
-    projection = projection.to(q.dtype)
+    projection = projection.to(device=q.device, dtype=q.dtype)
     lq = _log_features(q * d**-0.25, projection)  # (..., Lq, r)
     lk = _log_features(k * d**-0.25, projection)  # (..., Lk, r)
     fq = (lq - lq.amax(dim=-1, keepdim=True)).exp()  # per-query stabiliser: cancels exactly

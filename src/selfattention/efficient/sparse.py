@@ -116,6 +116,7 @@ def sliding_window_attention(
     check_qkv("sliding_window_attention", q, k, v, same_length=True)
     check_positive_int("sliding_window_attention", "window", window, minimum=0)
     length = q.shape[-2]
+    window = min(window, max(length - 1, 0))  # a wider window sees the same keys; only the padding would grow
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     block = max(window // 2, 32)  # smaller blocks waste fewer scores; one batched matmul covers a group
     group = block * -(-1024 // block)
