@@ -85,3 +85,9 @@ def test_errors():
         orthogonal_random_features(0, 4)
     with pytest.raises(ValueError, match=r"favor_attention: q and k must have the same length here"):
         favor_attention(q, k[:, :5], v[:, :5], features(8), is_causal=True)
+
+
+def test_no_keys_gives_zeros_like_dense_attention():
+    q, kv = torch.randn(2, 3, 4), torch.randn(2, 0, 4)
+    projection = orthogonal_random_features(16, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(favor_attention(q, kv, kv, projection), torch.zeros(2, 3, 4))

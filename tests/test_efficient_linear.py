@@ -90,3 +90,8 @@ def test_rnn_state_rejects_a_step_with_another_batch():
     state.step(x[:, 0], x[:, 0], x[:, 0])
     with pytest.raises(ValueError, match=r"LinearAttentionState.step: the state holds \(\.\.\., d, dv\) = \(2, 4, 4\)"):
         state.step(x[:1, 1], x[:1, 1], x[:1, 1])
+
+
+def test_no_keys_gives_zeros_like_dense_attention():
+    q, kv = torch.randn(2, 3, 4), torch.randn(2, 0, 4)
+    assert torch.equal(linear_attention(q, kv, kv), torch.zeros(2, 3, 4))

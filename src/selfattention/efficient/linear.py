@@ -43,6 +43,8 @@ def linear_attention(
     """
     check_qkv("linear_attention", q, k, v, same_length=is_causal)
     check_positive_int("linear_attention", "chunk_size", chunk_size)
+    if k.shape[-2] == 0:  # nothing to attend to: zeros, as scaled_dot_product_attention gives
+        return q.new_zeros(*torch.broadcast_shapes(q.shape[:-2], v.shape[:-2]), q.shape[-2], v.shape[-1])
     if not is_causal:
         fq, fk = elu_feature_map(q), elu_feature_map(k)  # (..., L, d)
         kv = fk.transpose(-2, -1) @ v  # (..., d, dv): sum_j phi(k_j) v_j^T

@@ -93,6 +93,8 @@ def favor_attention(
         shape = tuple(projection.shape) if isinstance(projection, torch.Tensor) else type(projection).__name__
         raise ValueError(f"favor_attention: projection must have shape (r, {d}) to match q {tuple(q.shape)}, "
                          f"got {shape}")
+    if k.shape[-2] == 0:  # nothing to attend to: zeros, as scaled_dot_product_attention gives
+        return q.new_zeros(*torch.broadcast_shapes(q.shape[:-2], v.shape[:-2]), q.shape[-2], v.shape[-1])
     projection = projection.to(device=q.device, dtype=q.dtype)
     lq = _log_features(q * d**-0.25, projection)  # (..., Lq, r)
     lk = _log_features(k * d**-0.25, projection)  # (..., Lk, r)
