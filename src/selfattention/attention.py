@@ -13,7 +13,9 @@ import math
 
 import torch
 
-__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask", "combine_masks", "check_qkv"]
+from .checks import check_qkv
+
+__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask", "padding_mask", "combine_masks"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -116,34 +118,6 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
         else:
             result = result + mask
     return result
-
-def check_qkv(caller: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    """Raise a clear error, naming ``caller``, unless ``q (..., Lq, d)``, ``k (..., Lk, d)``, ``v (..., Lk, dv)`` fit.
-
-    Shared by every attention function of the package (chapters 03 and 11).
-    """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{caller}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim < 2:
-            raise ValueError(f"{caller}: {name} must have shape (..., length, dim), "
-                             f"got shape {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(f"{caller}: {name} must be floating point, got dtype {t.dtype}")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise ValueError(f"{caller}: q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"{caller}: q and k must have the same last dimension, "
-                         f"got q {tuple(q.shape)} and k {tuple(k.shape)}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{caller}: k and v must have the same length (dim -2), "
-                         f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(f"{caller}: leading dimensions do not broadcast: "
-                         f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}") from None
-
 
 def _apply_mask(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .attention import causal_mask, combine_masks, scaled_dot_product_attention
-from .multihead import MultiHeadAttention, merge_heads, split_heads
+from .multihead import MultiHeadAttention, merge_heads
 from .positions import LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 
 __all__ = ["BlockConfig", "FeedForward", "KVCache", "SelfAttention", "TransformerBlock", "TransformerStack",
@@ -166,9 +166,7 @@ class SelfAttention(MultiHeadAttention):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SelfAttention: x must have shape (..., L, {self.d_model}), got {shape}")
         offset = 0 if cache is None else cache.length
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, h, Lq, d_h)
-        k = split_heads(self.k_proj(x), self.n_heads)  # (B, h, Lq, d_h)
-        v = split_heads(self.v_proj(x), self.n_heads)  # (B, h, Lq, d_h)
+        q, k, v = self.project_heads(x, x, x)  # (B, h, Lq, d_h) each
         if self.positions == "rope":
             q = apply_rope(q, offset, base=self.rope_base)
             k = apply_rope(k, offset, base=self.rope_base)

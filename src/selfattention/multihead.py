@@ -84,9 +84,7 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError(f"MultiHeadAttention: {name} must have shape (..., length, {self.d_model}), got {shape}")
         if key.shape[-2] != value.shape[-2]:
             raise ValueError(f"MultiHeadAttention: key and value lengths differ: {tuple(key.shape)} vs {tuple(value.shape)}")
-        q = split_heads(self.q_proj(query), self.n_heads)  # (..., h, Lq, dh)
-        k = split_heads(self.k_proj(key), self.n_heads)  # (..., h, Lk, dh)
-        v = split_heads(self.v_proj(value), self.n_heads)  # (..., h, Lk, dh)
+        q, k, v = self.project_heads(query, key, value)
         if key_padding_mask is not None:
             if not isinstance(key_padding_mask, torch.Tensor):
                 raise TypeError(f"MultiHeadAttention: key_padding_mask must be a torch.Tensor, "
@@ -99,6 +97,14 @@ class MultiHeadAttention(nn.Module):
             q, k, v, mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )
         return self.out_proj(merge_heads(out)), weights
+
+    def project_heads(self, query: torch.Tensor, key: torch.Tensor,
+                      value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project and split into heads: ``(..., L, d_model)`` -> ``(..., h, L, d_h)`` for each of q, k, v."""
+        q = split_heads(self.q_proj(query), self.n_heads)  # (..., h, Lq, dh)
+        k = split_heads(self.k_proj(key), self.n_heads)  # (..., h, Lk, dh)
+        v = split_heads(self.v_proj(value), self.n_heads)  # (..., h, Lk, dh)
+        return q, k, v
 
     @torch.no_grad()
     def load_torch(self, torch_mha: nn.MultiheadAttention) -> "MultiHeadAttention":

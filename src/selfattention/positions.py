@@ -26,6 +26,8 @@ import numbers
 import torch
 from torch import nn
 
+from .checks import check_int
+
 __all__ = [
     "sinusoidal_encoding",
     "SinusoidalPositions",
@@ -38,11 +40,6 @@ __all__ = [
     "alibi_slopes",
     "alibi_bias",
 ]
-
-
-def _check_count(fn: str, name: str, value, *, minimum: int = 0) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{fn}: {name} must be an int >= {minimum}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- absolute
@@ -66,9 +63,9 @@ def sinusoidal_encoding(
 
     Chapter 05, "Sinusoidal encodings".
     """
-    _check_count("sinusoidal_encoding", "length", length)
-    _check_count("sinusoidal_encoding", "offset", offset)
-    _check_count("sinusoidal_encoding", "d_model", d_model, minimum=2)
+    check_int("sinusoidal_encoding", "length", length, minimum=0)
+    check_int("sinusoidal_encoding", "offset", offset, minimum=0)
+    check_int("sinusoidal_encoding", "d_model", d_model, minimum=2)
     if d_model % 2:
         raise ValueError(f"sinusoidal_encoding: d_model must be even (sine/cosine pairs), got {d_model}")
     position = torch.arange(offset, offset + length, dtype=torch.float64, device=device)[:, None]  # (L, 1)
@@ -91,7 +88,7 @@ class SinusoidalPositions(nn.Module):
 
     def __init__(self, d_model: int, base: float = 10000.0):
         super().__init__()
-        _check_count("SinusoidalPositions", "d_model", d_model, minimum=2)
+        check_int("SinusoidalPositions", "d_model", d_model, minimum=2)
         if d_model % 2:
             raise ValueError(f"SinusoidalPositions: d_model must be even, got {d_model}")
         self.d_model, self.base = d_model, base
@@ -117,15 +114,15 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, max_len: int, d_model: int, *, clamp: bool = False, init_std: float = 0.02):
         super().__init__()
-        _check_count("LearnedPositions", "max_len", max_len, minimum=1)
-        _check_count("LearnedPositions", "d_model", d_model, minimum=1)
+        check_int("LearnedPositions", "max_len", max_len, minimum=1)
+        check_int("LearnedPositions", "d_model", d_model, minimum=1)
         self.max_len, self.d_model, self.clamp = max_len, d_model, clamp
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * init_std)  # (max_len, d_model)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         if x.ndim < 2 or x.shape[-1] != self.d_model:
             raise ValueError(f"LearnedPositions: x must have shape (..., L, {self.d_model}), got {tuple(x.shape)}")
-        _check_count("LearnedPositions", "offset", offset)
+        check_int("LearnedPositions", "offset", offset, minimum=0)
         end = offset + x.shape[-2]
         if end > self.max_len and not self.clamp:
             raise ValueError(f"LearnedPositions: positions {offset}..{end - 1} go beyond the {self.max_len} learned "
@@ -147,7 +144,7 @@ def rope_frequencies(d_head: int, base: float = 10000.0, *, dtype: torch.dtype =
 
     Chapter 05, "Rotary embeddings (RoPE)".
     """
-    _check_count("rope_frequencies", "d_head", d_head, minimum=2)
+    check_int("rope_frequencies", "d_head", d_head, minimum=2)
     if d_head % 2:
         raise ValueError(f"rope_frequencies: d_head must be even (dimensions rotate in pairs), got {d_head}")
     return 1.0 / (base ** (torch.arange(0, d_head, 2, dtype=dtype, device=device) / d_head))
@@ -172,8 +169,8 @@ def rope_cos_sin(
 
     Chapter 05, "Rotary embeddings (RoPE)".
     """
-    _check_count("rope_cos_sin", "length", length)
-    _check_count("rope_cos_sin", "offset", offset)
+    check_int("rope_cos_sin", "length", length, minimum=0)
+    check_int("rope_cos_sin", "offset", offset, minimum=0)
     work = torch.float64 if dtype == torch.float64 else torch.float32
     theta = rope_frequencies(d_head, base, dtype=work, device=device)  # (d_head/2,)
     position = torch.arange(offset, offset + length, device=device).to(work)  # (L,)
@@ -244,7 +241,7 @@ def rope_permutation(d_head: int) -> torch.Tensor:
 
     Chapter 05, "Two ways to pair dimensions".
     """
-    _check_count("rope_permutation", "d_head", d_head, minimum=2)
+    check_int("rope_permutation", "d_head", d_head, minimum=2)
     if d_head % 2:
         raise ValueError(f"rope_permutation: d_head must be even, got {d_head}")
     return torch.cat((torch.arange(0, d_head, 2), torch.arange(1, d_head, 2)))
@@ -264,7 +261,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
     Chapter 05, "ALiBi".
     """
-    _check_count("alibi_slopes", "n_heads", n_heads, minimum=1)
+    check_int("alibi_slopes", "n_heads", n_heads, minimum=1)
 
     def geometric(n: int) -> list[float]:
         return [2.0 ** (-8.0 * k / n) for k in range(1, n + 1)]
@@ -296,8 +293,8 @@ def alibi_bias(
     Chapter 05, "ALiBi".
     """
     k_len = q_len if k_len is None else k_len
-    _check_count("alibi_bias", "q_len", q_len)
-    _check_count("alibi_bias", "k_len", k_len)
+    check_int("alibi_bias", "q_len", q_len, minimum=0)
+    check_int("alibi_bias", "k_len", k_len, minimum=0)
     offset = k_len - q_len if offset is None else offset
     if not isinstance(offset, numbers.Integral) or isinstance(offset, bool):
         raise ValueError(f"alibi_bias: offset must be an int, got {offset!r}")

@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from ._checks import check_positive_int, check_qkv
+from ..attention import causal_mask
+from ..checks import check_int, check_qkv
 
 __all__ = ["flash_attention"]
 
@@ -45,8 +46,8 @@ def flash_attention(
     ``torch.nn.functional.scaled_dot_product_attention``.
     """
     check_qkv("flash_attention", q, k, v)
-    check_positive_int("flash_attention", "block_size", block_size)
-    check_positive_int("flash_attention", "query_block_size", query_block_size)
+    check_int("flash_attention", "block_size", block_size, minimum=1)
+    check_int("flash_attention", "query_block_size", query_block_size, minimum=1)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     (q_len, d), k_len, dv = q.shape[-2:], k.shape[-2], v.shape[-1]
     # One batch dimension for all of batch and heads, so each tile is one bmm.
@@ -68,9 +69,8 @@ def flash_attention(
             kt = k3[:, k0 : k0 + block_size].transpose(1, 2).contiguous()  # (N, d, b)
             s = torch.bmm(qb, kt)  # (N, bq, b) scores of one tile
             if is_causal and k0 + kt.shape[2] - 1 > q0:  # the tile crosses the diagonal
-                i = torch.arange(q0, q0 + rows, device=q.device)[:, None]
-                j = torch.arange(k0, k0 + kt.shape[2], device=q.device)[None, :]
-                s.masked_fill_(j > i, float("-inf"))
+                allowed = causal_mask(rows, kt.shape[2], offset=q0 - k0, device=q.device)  # key k0+j, query q0+i
+                s.masked_fill_(~allowed, float("-inf"))
             # Key 0 is in the first tile and visible to every query, so m_new is finite.
             m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
             p = (s - m_new).exp_()  # s itself stays intact, so autograd can differentiate the loop

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_positive_int, check_qkv
+from ..checks import check_int, check_qkv
 
 __all__ = ["elu_feature_map", "linear_attention", "LinearAttentionState"]
 
@@ -42,7 +42,7 @@ def linear_attention(
     Chapter 11, "Linear attention" and "Causal linear attention in chunks".
     """
     check_qkv("linear_attention", q, k, v, same_length=is_causal)
-    check_positive_int("linear_attention", "chunk_size", chunk_size)
+    check_int("linear_attention", "chunk_size", chunk_size, minimum=1)
     if k.shape[-2] == 0:  # nothing to attend to: zeros, as scaled_dot_product_attention gives
         return q.new_zeros(*torch.broadcast_shapes(q.shape[:-2], v.shape[:-2]), q.shape[-2], v.shape[-1])
     if not is_causal:

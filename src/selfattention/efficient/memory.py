@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..attention import causal_mask, scaled_dot_product_attention, softmax
-from ._checks import check_positive_int, check_qkv
+from ..checks import check_int, check_qkv
 
 __all__ = ["segment_mask", "SegmentRecurrence", "KNNMemory"]
 
@@ -27,13 +27,13 @@ def segment_mask(length: int, segment_len: int, mem_len: int, *, device=None) ->
 
     Chapter 11, "Remembering earlier segments".
     """
-    check_positive_int("segment_mask", "length", length, minimum=0)
-    check_positive_int("segment_mask", "segment_len", segment_len)
-    check_positive_int("segment_mask", "mem_len", mem_len, minimum=0)
+    check_int("segment_mask", "length", length, minimum=0)
+    check_int("segment_mask", "segment_len", segment_len, minimum=1)
+    check_int("segment_mask", "mem_len", mem_len, minimum=0)
     i = torch.arange(length, device=device)[:, None]
     j = torch.arange(length, device=device)[None, :]
     start = (i // segment_len) * segment_len  # first position of query i's segment
-    return (j <= i) & (j >= start - mem_len)
+    return causal_mask(length, device=device) & (j >= start - mem_len)
 
 
 class SegmentRecurrence:
@@ -48,7 +48,7 @@ class SegmentRecurrence:
     """
 
     def __init__(self, mem_len: int) -> None:
-        check_positive_int("SegmentRecurrence", "mem_len", mem_len, minimum=0)
+        check_int("SegmentRecurrence", "mem_len", mem_len, minimum=0)
         self.mem_len = mem_len
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
@@ -82,7 +82,7 @@ class KNNMemory:
     """
 
     def __init__(self, capacity: int) -> None:
-        check_positive_int("KNNMemory", "capacity", capacity)
+        check_int("KNNMemory", "capacity", capacity, minimum=1)
         self.capacity = capacity
         self.keys: torch.Tensor | None = None
         self.values: torch.Tensor | None = None
@@ -105,7 +105,7 @@ class KNNMemory:
 
     def search(self, queries: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` by dot product: ``(scores, indices)``, each ``(..., Lq, top_k)``, best first."""
-        check_positive_int("KNNMemory.search", "top_k", top_k)
+        check_int("KNNMemory.search", "top_k", top_k, minimum=1)
         if self.keys is None:
             raise ValueError("KNNMemory.search: the memory is empty; add keys first")
         check_qkv("KNNMemory.search", queries, self.keys, self.values)

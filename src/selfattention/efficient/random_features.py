@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from ._checks import check_positive_int, check_qkv
+from ..checks import check_int, check_qkv
 
 __all__ = ["orthogonal_random_features", "positive_random_features", "favor_attention"]
 
@@ -42,8 +42,8 @@ def orthogonal_random_features(num_features: int, dim: int, *, generator: torch.
 
     Chapter 11, "Random features: FAVOR+".
     """
-    check_positive_int("orthogonal_random_features", "num_features", num_features)
-    check_positive_int("orthogonal_random_features", "dim", dim)
+    check_int("orthogonal_random_features", "num_features", num_features, minimum=1)
+    check_int("orthogonal_random_features", "dim", dim, minimum=1)
     n_blocks = math.ceil(num_features / dim)
     gaussian = torch.randn(n_blocks, dim, dim, generator=generator, dtype=torch.float64)
     qmat, rmat = torch.linalg.qr(gaussian)  # a batch of QR factorisations
@@ -87,7 +87,7 @@ def favor_attention(
     Chapter 11, "Random features: FAVOR+".
     """
     check_qkv("favor_attention", q, k, v, same_length=is_causal)
-    check_positive_int("favor_attention", "chunk_size", chunk_size)
+    check_int("favor_attention", "chunk_size", chunk_size, minimum=1)
     d = q.shape[-1]
     if not isinstance(projection, torch.Tensor) or projection.ndim != 2 or projection.shape[1] != d:
         shape = tuple(projection.shape) if isinstance(projection, torch.Tensor) else type(projection).__name__

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import softmax
-from ._checks import check_positive_int, check_qkv
+from ..checks import check_int, check_qkv
 
 __all__ = ["sliding_window_mask", "strided_mask", "fixed_mask", "bigbird_mask", "sliding_window_attention"]
 
@@ -31,8 +31,8 @@ def sliding_window_mask(length: int, window: int, *, is_causal: bool = False, de
 
     Chapter 11, "Sliding window" (the local attention of Longformer).
     """
-    check_positive_int("sliding_window_mask", "length", length, minimum=0)
-    check_positive_int("sliding_window_mask", "window", window, minimum=0)
+    check_int("sliding_window_mask", "length", length, minimum=0)
+    check_int("sliding_window_mask", "window", window, minimum=0)
     i, j = _positions(length, device)
     if is_causal:
         return (i - j >= 0) & (i - j <= window)
@@ -48,8 +48,8 @@ def strided_mask(length: int, stride: int, *, device=None) -> torch.Tensor:
 
     Chapter 11, "Strided and fixed patterns".
     """
-    check_positive_int("strided_mask", "length", length, minimum=0)
-    check_positive_int("strided_mask", "stride", stride)
+    check_int("strided_mask", "length", length, minimum=0)
+    check_int("strided_mask", "stride", stride, minimum=1)
     i, j = _positions(length, device)
     return (j <= i) & (((i - j) < stride) | ((i - j) % stride == 0))
 
@@ -63,9 +63,9 @@ def fixed_mask(length: int, stride: int, summary: int = 1, *, device=None) -> to
 
     Chapter 11, "Strided and fixed patterns".
     """
-    check_positive_int("fixed_mask", "length", length, minimum=0)
-    check_positive_int("fixed_mask", "stride", stride)
-    check_positive_int("fixed_mask", "summary", summary)
+    check_int("fixed_mask", "length", length, minimum=0)
+    check_int("fixed_mask", "stride", stride, minimum=1)
+    check_int("fixed_mask", "summary", summary, minimum=1)
     if summary > stride:
         raise ValueError(f"fixed_mask: summary must be at most stride, got summary={summary} and stride={stride}")
     i, j = _positions(length, device)
@@ -82,9 +82,9 @@ def bigbird_mask(length: int, window: int, n_global: int, n_random: int, *, gene
 
     Chapter 11, "Global, window and random keys".
     """
-    check_positive_int("bigbird_mask", "length", length, minimum=0)
-    check_positive_int("bigbird_mask", "n_global", n_global, minimum=0)
-    check_positive_int("bigbird_mask", "n_random", n_random, minimum=0)
+    check_int("bigbird_mask", "length", length, minimum=0)
+    check_int("bigbird_mask", "n_global", n_global, minimum=0)
+    check_int("bigbird_mask", "n_random", n_random, minimum=0)
     if n_random > length:
         raise ValueError(f"bigbird_mask: n_random must be at most length, got n_random={n_random} and length={length}")
     mask = sliding_window_mask(length, window, device=device)
@@ -114,7 +114,7 @@ def sliding_window_attention(
     Chapter 11, "Sliding window".
     """
     check_qkv("sliding_window_attention", q, k, v, same_length=True)
-    check_positive_int("sliding_window_attention", "window", window, minimum=0)
+    check_int("sliding_window_attention", "window", window, minimum=0)
     length = q.shape[-2]
     window = min(window, max(length - 1, 0))  # a wider window sees the same keys; only the padding would grow
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
